@@ -1,0 +1,44 @@
+# steppewatch: the entry points the README names.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test bench venv sources-check freeze clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## one pass of the pipeline over include/sources.yaml into the warehouse
+run: $(STAMP)
+	$(BIN)/steppewatch db upgrade
+	$(BIN)/steppewatch run
+
+## the test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## throughput and extraction quality on ../shared/corpus
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest
+
+sources-check: $(STAMP)
+	$(BIN)/steppewatch sources check
+
+## re-resolve requirements.txt from pyproject.toml (needs the package index)
+freeze:
+	rm -rf /tmp/steppewatch-freeze && $(PYTHON) -m venv /tmp/steppewatch-freeze
+	/tmp/steppewatch-freeze/bin/pip install --quiet --upgrade pip
+	/tmp/steppewatch-freeze/bin/pip install --quiet ".[airflow]" apache-airflow-providers-smtp
+	/tmp/steppewatch-freeze/bin/pip freeze --exclude steppewatch > requirements.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache
