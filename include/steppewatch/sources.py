@@ -117,6 +117,10 @@ def validate_sources(text: str, path: str = "<sources>") -> tuple[list[Source], 
             continue
         fields: dict[str, tuple[object, int]] = {}
         for key_node, value_node in node.value:
+            if key_node.value == "name" and isinstance(value_node, yaml.ScalarNode) and value_node.value.strip():
+                label = f"{label} ({value_node.value.strip()})"
+                break
+        for key_node, value_node in node.value:
             key = key_node.value
             key_line = key_node.start_mark.line + 1
             if key in fields:
@@ -126,9 +130,6 @@ def validate_sources(text: str, path: str = "<sources>") -> tuple[list[Source], 
             # nested values are not part of the format; keep scalars only
             scalar = loader.construct_object(value_node) if isinstance(value_node, yaml.ScalarNode) else None
             fields[key] = (scalar, key_line)
-        name_value = fields.get("name", (None, line))[0]
-        if isinstance(name_value, str) and name_value.strip():
-            label = f"{label} ({name_value})"
         errors_before = sum(p.severity == "error" for p in problems)
         for key in REQUIRED_KEYS:
             if key not in fields or fields[key][0] in (None, ""):
