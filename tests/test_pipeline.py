@@ -84,6 +84,7 @@ def test_full_pass_stores_each_story_once_and_records_every_problem(world, wareh
     assert copy["duplicate_of"] == original["id"] and copy["duplicate_similarity"] >= 0.5
     assert original["duplicate_of"] is None
     assert sum(1 for r in stored.values() if r["duplicate_of"] is not None) == 1
+    assert report.totals()["duplicates"] == 1
 
     # dates: the page's own date; the URL's date; a rejected future date falls back to first sight
     assert original["published_at"] == day(10) and original["published_at_source"] == "page+feed"

@@ -27,14 +27,11 @@ EXIT_WAREHOUSE = 3
 
 
 def _print_report(report, out) -> None:
-    columns = ("source", "feed", "seen", "new", "window", "fetched", "extracted", "failed")
-    rows = [
-        (s.source, s.feed_status or "-", s.items_seen, s.items_new, s.items_in_window, s.fetched, s.extracted, s.failed)
-        for s in report.sources
-    ]
+    columns = ("source", "feed", "seen", "new", "window", "fetched", "extracted", "copies", "failed")
+    fields = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed")
+    rows = [(s.source, s.feed_status or "-", *(getattr(s, f) for f in fields)) for s in report.sources]
     totals = report.totals()
-    rows.append(("TOTAL", "", totals["items_seen"], totals["items_new"], totals["items_in_window"],
-                 totals["fetched"], totals["extracted"], totals["failed"]))
+    rows.append(("TOTAL", "", *(totals[f] for f in fields)))
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
     print(f"steppewatch run {report.run_id}: window {report.window}", file=out)
     for index, row in enumerate([columns, *rows]):

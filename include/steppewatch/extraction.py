@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from html import unescape
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
@@ -32,6 +33,12 @@ _MAGIC = (
 )
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _MIN_WORDS = 40
+# Read from the raw HTML, so that the page is parsed once (by trafilatura).
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_HTML_LANG = re.compile(r"""<html\b[^>]*?\blang\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+_LANGUAGE_SAMPLE_CHARS = 2000
 
 
 class ExtractionStatus(str, Enum):
@@ -114,6 +121,18 @@ def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]
     return body.decode("cp1252", errors="replace"), "cp1252"
 
 
+def declared_canonical(html: str) -> str | None:
+    """The href of ``<link rel="canonical">`` in the page's head, as written."""
+    head_end = _HEAD_END.search(html)
+    head = html[: head_end.start()] if head_end else html[:200_000]
+    for tag in _LINK_TAG.findall(head):
+        attributes = {m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None)
+                      for m in _ATTRIBUTE.finditer(tag)}
+        if "canonical" in attributes.get("rel", "").lower().split() and attributes.get("href", "").strip():
+            return unescape(attributes["href"].strip())
+    return None
+
+
 def _normalize_language(code: str | None) -> str | None:
     if not code:
         return None
@@ -122,8 +141,8 @@ def _normalize_language(code: str | None) -> str | None:
 
 
 def detect_language(text: str, declared: str | None = None) -> str | None:
-    """ISO 639-1 language of the text; the page's declaration only breaks near-ties."""
-    sample = text[:3000]
+    """ISO 639-1 language of the text (py3langid); the page's declaration when the text is too short."""
+    sample = text[:_LANGUAGE_SAMPLE_CHARS]
     if len(_WORD_RE.findall(sample)) < 5:
         return _normalize_language(declared)
     import py3langid
@@ -162,9 +181,7 @@ def extract_page(
     today: date | None = None,
 ) -> ExtractedArticle:
     """Extract the main text and metadata of one stored page. Never raises on bad input."""
-    from lxml import etree
     from trafilatura import bare_extraction
-    from trafilatura.utils import load_html
 
     media_type = sniff_type(body, content_type)
     if media_type not in _HTML_TYPES:
@@ -172,19 +189,9 @@ def extract_page(
     if not body.strip():
         return ExtractedArticle(ExtractionStatus.EMPTY, reason="empty response body")
     html, _encoding = decode_html(body, content_type)
-    try:
-        tree = load_html(html)
-    except (ValueError, TypeError, etree.ParserError) as err:
-        return ExtractedArticle(ExtractionStatus.UNPARSEABLE, reason=f"cannot parse HTML: {err}")
-    if tree is None:
-        return ExtractedArticle(ExtractionStatus.UNPARSEABLE, reason="cannot parse HTML: no document tree")
-
-    canonical = None
-    for href in tree.xpath('//link[translate(@rel,"CANOICL","canoicl")="canonical"]/@href')[:1]:
-        canonical = href.strip() or None
-    declared_language = None
-    for value in tree.xpath("/html/@lang | //meta[@http-equiv='content-language']/@content")[:1]:
-        declared_language = value
+    canonical = declared_canonical(html)
+    lang_match = _HTML_LANG.search(html[:4096])
+    declared_language = lang_match.group(1) if lang_match else None
     today = today or datetime.now(timezone.utc).date()
     date_params = {
         "original_date": True,
@@ -193,7 +200,7 @@ def extract_page(
     }
     try:
         document = bare_extraction(
-            tree,
+            html,
             url=url,
             with_metadata=True,
             include_comments=False,
@@ -201,7 +208,7 @@ def extract_page(
             favor_precision=favor_precision,
             date_extraction_params=date_params,
         )
-    except Exception as err:  # trafilatura bugs on odd pages must not stop the batch
+    except Exception as err:  # trafilatura and lxml errors on odd pages must not stop the batch
         LOGGER.warning("trafilatura failed on %s: %s", url, err)
         return ExtractedArticle(ExtractionStatus.UNPARSEABLE, reason=f"extraction error: {err.__class__.__name__}: {err}")
     text = (document.text or "").strip() if document is not None else ""

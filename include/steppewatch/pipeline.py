@@ -46,6 +46,7 @@ class SourceReport:
     items_in_window: int = 0
     fetched: int = 0
     extracted: int = 0
+    duplicates: int = 0
     failed: int = 0
     reasons: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
@@ -72,7 +73,7 @@ class RunReport:
     sources: list[SourceReport] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        keys = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "failed")
+        keys = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed")
         return {k: sum(getattr(s, k) for s in self.sources) for k in keys}
 
     @property
@@ -267,6 +268,7 @@ def extract(ctx: PassContext, source: Source, report: SourceReport, *, reprocess
         now = _utcnow()
         outcome = ctx.warehouse.transaction(lambda conn: store.write_extractions(conn, batch, now, ctx.run_id))
         report.extracted += outcome.inserted + outcome.updated + outcome.unchanged
+        report.duplicates += outcome.duplicates
         for page, extracted in batch:
             if not extracted.ok:
                 report.note("extract", extracted.status.value, f"{extracted.reason} <{page.url}>")

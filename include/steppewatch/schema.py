@@ -216,6 +216,7 @@ source_runs = sa.Table(
     sa.Column("items_in_window", sa.Integer, nullable=False, server_default="0"),
     sa.Column("fetched", sa.Integer, nullable=False, server_default="0"),
     sa.Column("extracted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("reasons", Json),
     sa.Column("error", sa.Text),

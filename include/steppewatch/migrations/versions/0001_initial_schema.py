@@ -121,6 +121,7 @@ def upgrade() -> None:
     sa.Column('items_in_window', sa.Integer(), server_default='0', nullable=False),
     sa.Column('fetched', sa.Integer(), server_default='0', nullable=False),
     sa.Column('extracted', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('duplicates', sa.Integer(), server_default='0', nullable=False),
     sa.Column('failed', sa.Integer(), server_default='0', nullable=False),
     sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
