@@ -31,7 +31,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "html"
+CORPUS = Path(os.environ.get("STEPPEWATCH_CORPUS") or ROOT.parent / "shared" / "corpus") / "html"
 FEEDS = 10
 PG_ADMIN_URL = os.environ.get("STEPPEWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _TOKEN = re.compile(r"\w+", re.UNICODE)

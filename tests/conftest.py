@@ -17,7 +17,9 @@ from steppewatch.warehouse import Warehouse
 
 # The admin connection used to create throwaway databases (trust auth on these machines).
 PG_ADMIN_URL = os.environ.get("STEPPEWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# The real-world corpus is read in place, never copied: ../shared/corpus next to the checkout,
+# or wherever STEPPEWATCH_CORPUS points (CI sets it for clones made elsewhere).
+SHARED_CORPUS = Path(os.environ.get("STEPPEWATCH_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
 # Fast, permissive settings for loopback tests; the private-network guard stays on for
 # everything except 127.0.0.1 itself, so redirects to other private addresses are refused.
