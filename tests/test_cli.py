@@ -50,7 +50,8 @@ def test_run_prints_a_per_source_summary_and_exits_zero_despite_failed_sources(s
     assert "discover/http_error: 1, e.g. HTTP 410" in out
     assert "[source failed]" in out
     brief_line = next(line for line in out.splitlines() if line.startswith("Brief Wire"))
-    assert brief_line.split()[-4:] == ["3", "3", "0", "0"], brief_line  # fetched, extracted, copies, failed
+    # fetched, extracted, copies, tagged, relevant (none: the briefs are about metro lines and floods), failed
+    assert brief_line.split()[-6:] == ["3", "3", "0", "3", "0", "0"], brief_line
     engine = sa.create_engine(warehouse_url.replace("postgresql://", "postgresql+psycopg2://"))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM articles")).scalar() == 3

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from . import __version__
 from .config import ConfigError, load_settings
 from .sources import SourcesError, load_sources, validate_sources
@@ -27,8 +29,10 @@ EXIT_WAREHOUSE = 3
 
 
 def _print_report(report, out) -> None:
-    columns = ("source", "feed", "seen", "new", "window", "fetched", "extracted", "copies", "failed")
-    fields = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed")
+    columns = ("source", "feed", "seen", "new", "window", "fetched", "extracted", "copies", "tagged", "relevant",
+               "failed")
+    fields = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "tagged",
+              "relevant", "failed")
     rows = [(s.source, s.feed_status or "-", *(getattr(s, f) for f in fields)) for s in report.sources]
     totals = report.totals()
     rows.append(("TOTAL", "", *(totals[f] for f in fields)))
@@ -66,6 +70,105 @@ def cmd_run(args: argparse.Namespace) -> int:
         print()
     else:
         _print_report(report, sys.stdout)
+    return EXIT_OK
+
+
+def _read_tag_requests(stream, errors: list[str]):
+    """Yield ``(id, text, title, language)`` per JSON line; collect a reason for each bad line."""
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except json.JSONDecodeError as err:
+            request, problem = None, f"not JSON: {err.msg} at column {err.colno}"
+        else:
+            problem = None if isinstance(request, dict) else "expected an object with id and text"
+        if problem:
+            errors.append(f"line {number}: {problem}")
+            yield None, f"line {number}: {problem}"
+            continue
+        text, title, language = request.get("text"), request.get("title"), request.get("language")
+        if not isinstance(text, str):
+            problem = "text is missing or not a string"
+        elif title is not None and not isinstance(title, str):
+            problem = "title is not a string"
+        elif language is not None and not isinstance(language, str):
+            problem = "language is not a string"
+        if problem:
+            errors.append(f"line {number}: {problem}")
+            yield request.get("id"), f"line {number}: {problem}"
+            continue
+        yield request.get("id"), (text, title, language)
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """JSON lines in, one JSON line out per input (an ``error`` line for a bad one)."""
+    from itertools import islice
+
+    from .tagger import Tagger
+
+    tagger = Tagger()
+    errors: list[str] = []
+    requests = _read_tag_requests(sys.stdin, errors)
+    out = sys.stdout
+    while True:
+        batch = list(islice(requests, args.batch_size))
+        if not batch:
+            break
+        good = [(rid, item) for rid, item in batch if isinstance(item, tuple)]
+        results = iter(tagger.tag_many([item for _, item in good]))
+        for rid, item in batch:
+            if isinstance(item, tuple):
+                line = next(results).as_json(rid)
+            else:
+                line = {"id": rid, "error": item}
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        out.flush()
+    for error in errors:
+        print(f"steppewatch tag: {error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_retag(args: argparse.Namespace) -> int:
+    """Re-tag stored articles whose tagger version is not the current one (no network)."""
+    from . import store
+    from .pipeline import TaggingService, tag_articles
+
+    settings = load_settings()
+    window = None
+    if args.start or args.end:
+        try:
+            window = Window.from_strings(args.start or "1970-01-01", args.end)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+    warehouse = Warehouse(settings.warehouse_url)
+    try:
+        warehouse.upgrade()
+        tagging = TaggingService()
+        version = tagging.version
+        with warehouse.read() as conn:
+            if args.all:
+                ids = store.articles_to_tag(conn, window=window or Window.from_strings("1970-01-01", None),
+                                            retag_window=True)
+            else:
+                ids = store.articles_to_tag(conn, window=window, version=version)
+        problems: list[str] = []
+        outcome = tag_articles(warehouse, tagging, ids, batch_size=settings.batch_size, run_id=None, source=None,
+                               on_problem=lambda kind, reason: problems.append(reason))
+    except sa.exc.OperationalError as err:
+        raise WarehouseError(f"warehouse error at {warehouse.display_url()}: {str(err).splitlines()[0]}") from err
+    finally:
+        warehouse.dispose()
+    summary = {"tagger_version": version, "articles": len(ids), "changed": outcome.written,
+               "unchanged": outcome.unchanged, "relevant": outcome.relevant, "problems": problems}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"retag with {version}: {len(ids)} article(s), {outcome.written} changed, "
+              f"{outcome.unchanged} unchanged, {outcome.relevant} relevant")
+        for problem in problems:
+            print(f"  problem: {problem}")
     return EXIT_OK
 
 
@@ -129,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", metavar="NAME", action="append", help="run only this source (repeatable)")
     run.add_argument("--reprocess", action="store_true", help="re-extract the window's stored pages too")
     run.set_defaults(handler=cmd_run)
+
+    tag = commands.add_parser("tag", help="tag JSON lines {id, text, title?, language?} from stdin, one JSON line out each")
+    tag.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts tagged together (default 32)")
+    tag.set_defaults(handler=cmd_tag)
+
+    retag = commands.add_parser("retag", help="re-tag stored articles tagged by an older tagger version (no network)")
+    retag.add_argument("--start", metavar="ISO", help="only articles published (or read from a feed) from this date")
+    retag.add_argument("--end", metavar="ISO", help="... until this date, exclusive (default: now)")
+    retag.add_argument("--all", action="store_true", help="re-tag every article in the range, whatever its version")
+    retag.add_argument("--json", action="store_true", help="print the summary as JSON")
+    retag.set_defaults(handler=cmd_retag)
 
     db = commands.add_parser("db", help="warehouse maintenance").add_subparsers(dest="db_command", required=True,
                                                                                 metavar="ACTION")

@@ -1,4 +1,4 @@
-"""The stages of a pass (discover → fetch → extract) and the pass that runs them all.
+"""The stages of a pass (discover → fetch → extract → tag) and the pass that runs them all.
 
 Each stage takes one source and hands its output to the next through the warehouse, so
 the Airflow DAG can run them as separate tasks on separate workers, and the CLI can run
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,8 @@ class SourceReport:
     extracted: int = 0
     duplicates: int = 0
     failed: int = 0
+    tagged: int = 0
+    relevant: int = 0
     reasons: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
 
@@ -73,7 +76,8 @@ class RunReport:
     sources: list[SourceReport] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        keys = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed")
+        keys = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed",
+                "tagged", "relevant")
         return {k: sum(getattr(s, k) for s in self.sources) for k in keys}
 
     @property
@@ -102,6 +106,7 @@ class PassContext:
     run_id: int | None
     now: datetime
     extract_executor: Executor | None = None
+    tagging: TaggingService = field(default_factory=lambda: TaggingService())
 
 
 def _utcnow() -> datetime:
@@ -274,6 +279,89 @@ def extract(ctx: PassContext, source: Source, report: SourceReport, *, reprocess
                 report.note("extract", extracted.status.value, f"{extracted.reason} <{page.url}>")
 
 
+# -- tag ------------------------------------------------------------------------------
+
+
+class TaggingService:
+    """One tagger for a pass, built on first use and shared by the source threads.
+
+    spaCy pipelines are not safe to call from several threads at once, so calls are
+    serialised; tagging is CPU-bound, so the threads would not run it in parallel anyway.
+    """
+
+    def __init__(self, tagger=None):
+        self._tagger = tagger
+        self._lock = threading.Lock()
+
+    @property
+    def tagger(self):
+        with self._lock:
+            if self._tagger is None:
+                from .tagger import shared_tagger
+
+                self._tagger = shared_tagger()
+            return self._tagger
+
+    @property
+    def version(self) -> str:
+        return self.tagger.version
+
+    def tag(self, batch: Sequence[store.ArticleToTag]) -> list[tuple[int, object]]:
+        tagger = self.tagger
+        with self._lock:
+            results = tagger.tag_many([(a.text, a.title, a.language) for a in batch])
+            return [(article.id, result) for article, result in zip(batch, results)]
+
+
+def tag_articles(warehouse: Warehouse, tagging: TaggingService, ids: Sequence[int], *, batch_size: int,
+                 run_id: int | None, source: str | None, on_batch: Callable[[store.TagOutcome], None] | None = None,
+                 on_problem: Callable[[str, str], None] | None = None) -> store.TagOutcome:
+    """Tag stored articles in batches, each batch one transaction. An article the tagger
+    cannot handle is recorded as a problem and left untagged (tried again next time)."""
+    total = store.TagOutcome()
+    size = max(1, batch_size)
+    for start in range(0, len(ids), size):
+        with warehouse.read() as conn:
+            batch = store.load_articles_to_tag(conn, ids[start:start + size])
+        try:
+            tagged = tagging.tag(batch)
+        except Exception:  # noqa: BLE001 - find the article that breaks the tagger, keep the others
+            LOGGER.exception("tagging a batch failed; tagging its articles one by one")
+            tagged = []
+            for article in batch:
+                try:
+                    tagged += tagging.tag([article])
+                except Exception as err:  # noqa: BLE001
+                    reason = f"{err.__class__.__name__}: {err}"
+                    now = _utcnow()
+                    warehouse.transaction(lambda conn, a=article, r=reason: store.add_problem(
+                        conn, run_id=run_id, source=source, stage="tag", url=None, kind="tag_error",
+                        reason=f"article {a.id}: {r}", now=now))
+                    if on_problem is not None:
+                        on_problem("tag_error", f"article {article.id}: {reason}")
+        now = _utcnow()
+        outcome = warehouse.transaction(lambda conn: store.write_tags(conn, tagged, now))
+        total.written += outcome.written
+        total.unchanged += outcome.unchanged
+        total.relevant += outcome.relevant
+        if on_batch is not None:
+            on_batch(outcome)
+    return total
+
+
+def tag(ctx: PassContext, source: Source, report: SourceReport, *, reprocess: bool = False) -> None:
+    """Tag the source's new and re-extracted articles (with ``reprocess``, the window's again)."""
+    with ctx.warehouse.read() as conn:
+        ids = store.articles_to_tag(conn, source=source.name, window=ctx.window, retag_window=reprocess)
+    if not ids:
+        return
+    outcome = tag_articles(
+        ctx.warehouse, ctx.tagging, ids, batch_size=ctx.settings.batch_size, run_id=ctx.run_id, source=source.name,
+        on_problem=lambda kind, reason: report.note("tag", kind, reason))
+    report.tagged += outcome.written + outcome.unchanged
+    report.relevant += outcome.relevant
+
+
 # -- the whole pass -------------------------------------------------------------------
 
 Stage = Callable[[PassContext, Source, SourceReport], None]
@@ -286,6 +374,7 @@ def process_source(ctx: PassContext, source: Source, *, reprocess: bool = False)
         ("discover", discover),
         ("fetch", fetch),
         ("extract", lambda c, s, r: extract(c, s, r, reprocess=reprocess)),
+        ("tag", lambda c, s, r: tag(c, s, r, reprocess=reprocess)),
     )
     for name, stage in stages:
         try:
@@ -315,6 +404,7 @@ def run_pass(
     trigger: str = "cli",
     reprocess: bool = False,
     upgrade: bool = True,
+    tagging: TaggingService | None = None,
 ) -> RunReport:
     """One pass of the pipeline over ``sources`` for ``window``.
 
@@ -338,7 +428,8 @@ def run_pass(
 
             executor = ProcessPoolExecutor(settings.extract_workers, mp_context=multiprocessing.get_context("spawn"))
         with HttpClient(settings.http) as client:
-            ctx = PassContext(settings, warehouse, client, window, run_id, started, executor)
+            ctx = PassContext(settings, warehouse, client, window, run_id, started, executor,
+                              tagging or TaggingService())
             try:
                 with ThreadPoolExecutor(max_workers=max(1, settings.source_workers),
                                         thread_name_prefix="source") as pool:

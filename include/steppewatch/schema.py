@@ -157,9 +157,9 @@ articles = sa.Table(
     sa.Column("extractor_version", sa.String(20), nullable=False),
     # the stored page the text comes from (several pages may be one article: print versions, short links)
     sa.Column("content_page_id", Id),
-    sa.Column("relevant", sa.Boolean),
+    sa.Column("relevant", sa.Boolean, index=True),
     sa.Column("relevance_score", sa.Float),
-    sa.Column("tagger_version", sa.String(40)),
+    sa.Column("tagger_version", sa.String(40), index=True),
     sa.Column("tagged_at", UTCDateTime),
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
     sa.Column("extracted_at", UTCDateTime, nullable=False),
@@ -175,6 +175,7 @@ article_urls = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
 )
 
+# One row per tagged passage; offsets index into articles.text (field 'title': into the title).
 mentions = sa.Table(
     "mentions",
     metadata,
@@ -184,9 +185,32 @@ mentions = sa.Table(
     sa.Column("end_offset", sa.Integer, nullable=False),
     sa.Column("sentence", sa.Text, nullable=False),
     sa.Column("rule", sa.String(80), nullable=False),
+    # every entity of the passage: alias as matched, label, canonical name, gazetteer id, offsets, role
     sa.Column("entities", Json, nullable=False),
     sa.Column("tagger_version", sa.String(40), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("field", sa.String(10), nullable=False, server_default="text"),
+    sa.Column("section", sa.String(10)),
+    sa.Column("weight", sa.Float),
+)
+
+# The canonical entities analysts filter by (states, groups, people), one row each.
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("canonical", sa.String(200), nullable=False),
+    sa.UniqueConstraint("kind", "canonical"),
+)
+
+# Which states, groups and people a relevant article ties to the region (the tagger's lists).
+article_entities = sa.Table(
+    "article_entities",
+    metadata,
+    sa.Column("article_id", Id, sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("entity_id", Id, sa.ForeignKey("entities.id", ondelete="CASCADE"), primary_key=True, index=True),
+    sa.Column("mentions", sa.Integer, nullable=False, server_default="0"),
 )
 
 runs = sa.Table(
@@ -218,6 +242,8 @@ source_runs = sa.Table(
     sa.Column("extracted", sa.Integer, nullable=False, server_default="0"),
     sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("tagged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("relevant", sa.Integer, nullable=False, server_default="0"),
     sa.Column("reasons", Json),
     sa.Column("error", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),

@@ -20,7 +20,20 @@ from . import fingerprint
 from .extraction import EXTRACTOR_VERSION, ExtractedArticle
 from .feeds import FeedEntry
 from .fetching import FetchResult
-from .schema import article_urls, articles, feed_items, feed_state, pages, problems, runs, source_runs, sources
+from .schema import (
+    article_entities,
+    article_urls,
+    articles,
+    entities,
+    feed_items,
+    feed_state,
+    mentions,
+    pages,
+    problems,
+    runs,
+    source_runs,
+    sources,
+)
 from .sources import Source
 from .urls import canonical_url, same_site
 from .warehouse import Warehouse, upsert
@@ -510,6 +523,152 @@ def write_extractions(
         conn.execute(pages.update().where(pages.c.id == page.id).values(
             extract_status="ok", extract_reason=None, extractor_version=EXTRACTOR_VERSION, article_id=article_id))
     return outcome
+
+
+# -- tags -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArticleToTag:
+    id: int
+    title: str | None
+    text: str
+    language: str | None
+
+
+def articles_to_tag(
+    conn: Connection,
+    *,
+    source: str | None = None,
+    window: Window | None = None,
+    version: str | None = None,
+    retag_window: bool = False,
+    limit: int | None = None,
+) -> list[int]:
+    """Ids of articles to tag, oldest first.
+
+    Always: articles never tagged, or extracted again since they were. ``version``: also
+    those tagged by another tagger version. ``retag_window``: also every article of the
+    window (published in it, or read from a feed item of it).
+    """
+    wanted = [articles.c.tagged_at.is_(None), articles.c.tagged_at < articles.c.extracted_at]
+    if version is not None:
+        wanted.append(articles.c.tagger_version.is_distinct_from(version))
+    query = sa.select(articles.c.id)
+    if window is not None:
+        in_window = sa.or_(
+            sa.and_(articles.c.published_at >= window.start, articles.c.published_at < window.end),
+            sa.exists().where(feed_items.c.article_id == articles.c.id, feed_items.c.window_at >= window.start,
+                              feed_items.c.window_at < window.end),
+        )
+        if retag_window:
+            wanted.append(in_window)
+        elif version is not None:
+            query = query.where(in_window)
+    if source is not None:
+        query = query.where(articles.c.source == source)
+    query = query.where(sa.or_(*wanted)).order_by(articles.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def load_articles_to_tag(conn: Connection, ids: Sequence[int]) -> list[ArticleToTag]:
+    rows = conn.execute(
+        sa.select(articles.c.id, articles.c.title, articles.c.text, articles.c.language)
+        .where(articles.c.id.in_(list(ids))).order_by(articles.c.id)
+    )
+    return [ArticleToTag(r.id, r.title, r.text, r.language) for r in rows]
+
+
+@dataclass
+class TagOutcome:
+    written: int = 0
+    unchanged: int = 0
+    relevant: int = 0
+
+
+def _mention_rows(article_id: int, result, now: datetime) -> list[dict]:
+    rows = []
+    for field, found in (("title", result.title_mentions), ("text", result.mentions)):
+        for mention in found:
+            rows.append({
+                "article_id": article_id, "start_offset": mention.start, "end_offset": mention.end,
+                "sentence": mention.sentence, "rule": mention.rule[:80],
+                "entities": [hit.as_json() for hit in mention.entities], "tagger_version": result.tagger_version,
+                "created_at": now, "field": field, "section": mention.section, "weight": round(mention.weight, 4),
+            })
+    return rows
+
+
+_MENTION_CONTENT = ("start_offset", "end_offset", "sentence", "rule", "entities", "field", "section", "weight")
+
+
+def write_tags(conn: Connection, tagged: Sequence[tuple[int, object]], now: datetime) -> TagOutcome:
+    """Store tag results (``(article id, TagResult)``); the caller wraps it in one transaction.
+
+    An article's mentions and tied entities are replaced together with its relevance, so a
+    reader never sees half of a re-tag. A result identical to what is stored writes nothing.
+    """
+    outcome = TagOutcome()
+    if not tagged:
+        return outcome
+    ids = [article_id for article_id, _ in tagged]
+    stored_articles = {
+        r.id: r for r in conn.execute(
+            sa.select(articles.c.id, articles.c.relevant, articles.c.relevance_score, articles.c.tagger_version,
+                      articles.c.tagged_at, articles.c.extracted_at).where(articles.c.id.in_(ids)))
+    }
+    stored_mentions: dict[int, list[tuple]] = {}
+    for row in conn.execute(sa.select(mentions.c.article_id, *(mentions.c[c] for c in _MENTION_CONTENT))
+                            .where(mentions.c.article_id.in_(ids)).order_by(mentions.c.id)):
+        stored_mentions.setdefault(row.article_id, []).append(tuple(row[1:]))
+    names = {(kind, name) for _, result in tagged for kind, name, _ in result.tied}
+    entity_ids = _entity_ids(conn, names)
+    stored_tied = {}
+    for row in conn.execute(sa.select(article_entities).where(article_entities.c.article_id.in_(ids))):
+        stored_tied.setdefault(row.article_id, set()).add((row.entity_id, row.mentions))
+    for article_id, result in tagged:
+        outcome.relevant += bool(result.relevant)
+        article = stored_articles.get(article_id)
+        if article is None:
+            continue  # deleted meanwhile
+        new_mentions = _mention_rows(article_id, result, now)
+        new_tied = {(entity_ids[(kind, name)], count) for kind, name, count in result.tied}
+        same = (
+            article.tagged_at is not None and article.tagged_at >= article.extracted_at
+            and article.relevant == result.relevant and article.tagger_version == result.tagger_version
+            and article.relevance_score is not None and abs(article.relevance_score - round(result.score, 4)) < 1e-9
+            and stored_mentions.get(article_id, []) == [tuple(r[c] for c in _MENTION_CONTENT) for r in new_mentions]
+            and stored_tied.get(article_id, set()) == new_tied
+        )
+        if same:
+            outcome.unchanged += 1
+            continue
+        conn.execute(articles.update().where(articles.c.id == article_id).values(
+            relevant=result.relevant, relevance_score=round(result.score, 4), tagger_version=result.tagger_version,
+            tagged_at=now))
+        conn.execute(mentions.delete().where(mentions.c.article_id == article_id))
+        if new_mentions:
+            conn.execute(mentions.insert(), new_mentions)
+        conn.execute(article_entities.delete().where(article_entities.c.article_id == article_id))
+        if new_tied:
+            conn.execute(article_entities.insert(), [
+                {"article_id": article_id, "entity_id": entity_id, "mentions": count} for entity_id, count in new_tied])
+        outcome.written += 1
+    return outcome
+
+
+def _entity_ids(conn: Connection, names: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Ids of (kind, canonical) entities, created when new."""
+    if not names:
+        return {}
+    upsert(conn, entities, [{"kind": k, "canonical": c} for k, c in sorted(names)], keys=["kind", "canonical"])
+    found = {}
+    for chunk in _chunks(sorted(names), 200):
+        for row in conn.execute(sa.select(entities).where(sa.tuple_(entities.c.kind, entities.c.canonical).in_(chunk))):
+            found[(row.kind, row.canonical)] = row.id
+    return found
 
 
 # -- runs and problems ----------------------------------------------------------------
