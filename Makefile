@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test bench venv sources-check freeze clean
+.PHONY: run test bench eval venv sources-check freeze clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## throughput and extraction quality on ../shared/corpus
+## throughput and extraction quality on ../shared/corpus, tagging throughput
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.tagging
+
+## the tagger against the labelled texts of evaluation/ (and the keyword baseline)
+eval: $(STAMP)
+	$(BIN)/python -m evaluation.evaluate --set all --json bench-results/eval.json
 
 sources-check: $(STAMP)
 	$(BIN)/steppewatch sources check

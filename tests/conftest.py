@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from httpserver import FixtureServer
+from world import build_world
 from steppewatch.config import load_settings
 from steppewatch.warehouse import Warehouse
 
@@ -130,3 +132,18 @@ def warehouse(warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[W
 @pytest.fixture
 def settings(warehouse: Warehouse):
     return load_settings()
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def world(site, tmp_path, refused_port, monkeypatch):
+    """The loopback world of good and bad feeds (tests/world.py)."""
+    monkeypatch.setenv("STEPPEWATCH_RETRIES", "1")
+    return build_world(site, tmp_path, refused_port=refused_port)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from httpserver import Item, Reply, rss
@@ -14,33 +12,7 @@ from steppewatch.pipeline import run_pass
 from steppewatch.schema import article_urls, articles, feed_items, feed_state, pages, problems
 from steppewatch.sources import load_sources
 from steppewatch.windows import Window
-from world import EXPECTED_ARTICLES, FAILING_FEEDS, GOOD_SOURCES, build_world, day
-
-FULL_WINDOW_START = datetime(2026, 3, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def refused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def world(site, tmp_path, refused_port, monkeypatch):
-    monkeypatch.setenv("STEPPEWATCH_RETRIES", "1")
-    return build_world(site, tmp_path, refused_port=refused_port)
-
-
-def full_window() -> Window:
-    # items without a usable feed date count as published at first sight: now
-    return Window(FULL_WINDOW_START, datetime.now(timezone.utc) + timedelta(hours=1))
-
-
-def run(world, warehouse, window=None, **kwargs):
-    settings = load_settings().with_overrides(sources_path=world.sources_file)
-    return run_pass(settings, load_sources(world.sources_file), window or full_window(), warehouse=warehouse, **kwargs)
-
+from world import EXPECTED_ARTICLES, FAILING_FEEDS, GOOD_SOURCES, day, run
 
 def rows(warehouse, query):
     with warehouse.read() as conn:

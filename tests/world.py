@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from httpserver import FixtureServer, Item, Reply, atom, rss
+from steppewatch.config import load_settings
+from steppewatch.pipeline import run_pass
+from steppewatch.sources import load_sources
+from steppewatch.windows import Window
 
 
 def day(d: int, hour: int = 8) -> datetime:
@@ -211,3 +215,17 @@ EXPECTED_ARTICLES = {
     "/briefs/almaty-metro.html",
     "/briefs/dushanbe-flood-drill.html",
 }
+
+
+FULL_WINDOW_START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def full_window() -> Window:
+    """Every item of the world (items without a usable feed date count as published now)."""
+    return Window(FULL_WINDOW_START, datetime.now(timezone.utc) + timedelta(hours=1))
+
+
+def run(world: World, warehouse, window: Window | None = None, **kwargs):
+    """One pass over the world's sources into ``warehouse``."""
+    settings = load_settings().with_overrides(sources_path=world.sources_file)
+    return run_pass(settings, load_sources(world.sources_file), window or full_window(), warehouse=warehouse, **kwargs)

@@ -418,9 +418,16 @@ def _link(anchors: Sequence[Found], signals: Sequence[tuple[object, Entity, str]
     return rule, weight, hits
 
 
+def _trimmed(doc, start: int, end: int):
+    """The span without the line breaks that end its sentence."""
+    while end > start + 1 and doc[end - 1].is_space:
+        end -= 1
+    return doc[start:end]
+
+
 def _mention(passage: Passage, first: Sentence, last: Sentence, link: tuple[str, float, list[EntityHit]]) -> Mention:
     rule, weight, hits = link
-    span = passage.doc[first.span.start:last.span.end]
+    span = _trimmed(passage.doc, first.span.start, last.span.end)
     return Mention(span.start_char, span.end_char, span.text, rule, weight, passage.section(first.index), hits)
 
 
@@ -511,7 +518,7 @@ def lead_mentions(passage: Passage, mentions: Sequence[Mention]) -> list[Mention
             candidates.append((SIGNAL_WEIGHTS[kind] * factor, rule, hits))
         for weight, rule, hits in candidates:
             hits = sorted([*hits, *(_hit(e, x, "support") for e, x in sentence.support)], key=lambda h: h.start)
-            span = sentence.span
+            span = _trimmed(passage.doc, sentence.span.start, sentence.span.end)
             mention = Mention(span.start_char, span.end_char, span.text, rule, weight,
                               passage.section(sentence.index), hits)
             if sentence.paragraph not in best or weight > best[sentence.paragraph].weight:
