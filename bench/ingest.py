@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"full pass into {label:16s}: {elapsed:6.1f} s  {page_count / elapsed:6.1f} pages/s  "
                           f"ratio to bare extraction {ratio:.2f}x (target <= 1.5x)  "
                           f"fetched {totals['fetched']} extracted {totals['extracted']} "
-                          f"linked as copies {totals['duplicates']} failed {totals['failed']}",
+                          f"linked as copies {totals['duplicates']} tagged {totals['tagged']} "
+                          f"failed {totals['failed']}",
                           flush=True)
             finally:
                 if pg_name:

@@ -14,7 +14,6 @@ after the gazetteer rulers, on the English texts. Results go to bench-results/ta
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
