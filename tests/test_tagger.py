@@ -173,6 +173,17 @@ def test_georgia_is_neither_a_state_of_the_region_nor_a_trap_for_it(tagger):
         assert not result.relevant and result.countries == [], text
 
 
+def test_the_scholar_and_the_congregation_are_not_the_groups_named_after_them(tagger):
+    for text in ("Pilgrims from Kazakhstan visited the mausoleum of Imam al-Bukhari near Samarkand, "
+                 "whose hadith collection is studied across the Muslim world.",
+                 "The Jamaat-e-Islami party in Bangladesh won seats in a calm vote, an observer from Uzbekistan "
+                 "said, and the local jamaat of Osh sent its congratulations."):
+        result = tag(tagger, text)
+        assert not result.relevant and result.groups == [], text
+    brigade = tag(tagger, "Uzbek fighters of Katibat Imam al-Bukhari were seen near Idlib.")
+    assert brigade.groups == ["Katibat Imam al-Bukhari"]
+
+
 def test_ht_needs_the_full_name_somewhere_in_the_text(tagger):
     bare = tag(tagger, "Ticket prices at HT, the new Almaty arena, fell after the extremist band cancelled.")
     named = tag(tagger, "Police in Andijan detained six members of Hizb ut-Tahrir. Two HT leaflets were seized.")

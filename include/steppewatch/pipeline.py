@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
@@ -35,6 +35,15 @@ PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MIN_PAGES_FOR_PROCESS_POOL = 8
 
 
+# The counters each stage owns in a SourceReport.
+STAGE_COUNTERS = {
+    "discover": ("feed_status", "items_seen", "items_new", "items_in_window"),
+    "fetch": ("fetched",),
+    "extract": ("extracted", "duplicates"),
+    "tag": ("tagged", "relevant"),
+}
+
+
 @dataclass
 class SourceReport:
     """What one pass did for one source: the numbers of the run summary."""
@@ -53,18 +62,35 @@ class SourceReport:
     relevant: int = 0
     reasons: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
+    # whether the failure may go away by itself (a timeout, a 503), so a retry is worth it
+    transient: bool = False
 
     def note(self, stage: str, kind: str, reason: str, *, counts_as_failure: bool = True) -> None:
         """Count a problem under ``stage/kind``, keeping the first reason as an example."""
-        entry = self.reasons.setdefault(f"{stage}/{kind}", {"count": 0, "example": reason})
+        entry = self.reasons.setdefault(f"{stage}/{kind}", {"count": 0, "example": reason, "failures": 0})
         entry["count"] += 1
         if counts_as_failure:
+            entry["failures"] = entry.get("failures", 0) + 1
             self.failed += 1
             if self.status == "ok":
                 self.status = "partial"
 
+    def restart(self, stage: str) -> None:
+        """Forget what an earlier try of ``stage`` counted, before the stage runs again."""
+        for name in STAGE_COUNTERS[stage]:
+            setattr(self, name, None if name == "feed_status" else 0)
+        for key in [k for k in self.reasons if k.startswith(f"{stage}/")]:
+            self.failed -= self.reasons.pop(key).get("failures", 0)
+        self.error, self.transient = None, False
+        self.status = "partial" if self.failed else "ok"
+
     def as_row(self) -> dict:
-        return {k: v for k, v in asdict(self).items()}
+        return {k: v for k, v in asdict(self).items() if k != "transient"}
+
+    @classmethod
+    def from_row(cls, row: dict) -> SourceReport:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names and v is not None})
 
 
 @dataclass
@@ -107,6 +133,8 @@ class PassContext:
     now: datetime
     extract_executor: Executor | None = None
     tagging: TaggingService = field(default_factory=lambda: TaggingService())
+    # also read the sources' sitemaps and paged archives (past windows: the feed has moved on)
+    deep: bool = False
 
 
 def _utcnow() -> datetime:
@@ -193,8 +221,38 @@ def discover(ctx: PassContext, source: Source, report: SourceReport) -> None:
     if feed_failed:
         report.status = "failed"
         report.error = problems[0][1] if problems else report.feed_status
+        report.transient = result.transient
+    if ctx.deep and (source.sitemap or source.archive):
+        discover_archives(ctx, source, report)
     with ctx.warehouse.read() as conn:
         report.items_in_window = store.count_items_in_window(conn, source.name, ctx.window)
+
+
+def discover_archives(ctx: PassContext, source: Source, report: SourceReport) -> None:
+    """The window's items from the source's sitemap and paged feed archive, stored like feed items."""
+    from .archives import archive_entries, sitemap_entries
+
+    now = _utcnow()
+    listings = []
+    if source.sitemap:
+        listings.append(sitemap_entries(ctx.client, source.sitemap, ctx.window, now=now))
+    if source.archive:
+        listings.append(archive_entries(ctx.client, source.archive, ctx.window, now=now, accept=FEED_ACCEPT))
+    entries = list({e.guid: e for listing in listings for e in listing.entries}.values())
+    problems = [p for listing in listings for p in listing.problems]
+
+    def write(conn: sa.Connection) -> list[store.NewItem]:
+        for kind, reason, url in problems:
+            store.add_problem(conn, run_id=ctx.run_id, source=source.name, stage="discover", url=url, kind=kind,
+                              reason=reason, now=now)
+        return store.record_feed_items(conn, source.name, entries, now)
+
+    new = ctx.warehouse.transaction(write)
+    report.items_seen += len(entries)
+    report.items_new += len(new)
+    for kind, reason, _url in problems:
+        # the feed itself decides whether the source failed; a missing archive page is a note
+        report.note("discover", kind, reason, counts_as_failure=False)
 
 
 # -- fetch ----------------------------------------------------------------------------
@@ -364,6 +422,14 @@ def tag(ctx: PassContext, source: Source, report: SourceReport, *, reprocess: bo
 
 # -- the whole pass -------------------------------------------------------------------
 
+# A window that ended this long ago is history: its items may have left the feed.
+PAST_WINDOW = timedelta(days=1)
+
+
+def is_past(window: Window, now: datetime) -> bool:
+    return window.end <= now - PAST_WINDOW
+
+
 Stage = Callable[[PassContext, Source, SourceReport], None]
 
 
@@ -405,6 +471,7 @@ def run_pass(
     reprocess: bool = False,
     upgrade: bool = True,
     tagging: TaggingService | None = None,
+    deep: bool | None = None,
 ) -> RunReport:
     """One pass of the pipeline over ``sources`` for ``window``.
 
@@ -429,7 +496,7 @@ def run_pass(
             executor = ProcessPoolExecutor(settings.extract_workers, mp_context=multiprocessing.get_context("spawn"))
         with HttpClient(settings.http) as client:
             ctx = PassContext(settings, warehouse, client, window, run_id, started, executor,
-                              tagging or TaggingService())
+                              tagging or TaggingService(), is_past(window, started) if deep is None else deep)
             try:
                 with ThreadPoolExecutor(max_workers=max(1, settings.source_workers),
                                         thread_name_prefix="source") as pool:
@@ -450,4 +517,135 @@ def run_pass(
         raise WarehouseError(f"warehouse error at {warehouse.display_url()}: {str(err).splitlines()[0]}") from err
     finally:
         if own_warehouse:
+            warehouse.dispose()
+
+
+# -- the pass as separate steps: one Airflow task each ---------------------------------
+
+
+class SourceFailed(RuntimeError):
+    """One stage of one source failed; ``transient`` says whether another try may help."""
+
+    def __init__(self, message: str, *, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+def begin_run(settings: Settings, window: Window, *, run_key: str, trigger: str, only: Sequence[str] | None = None,
+              warehouse: Warehouse | None = None) -> dict:
+    """Migrate the warehouse, mirror the sources file, and open (or reopen) the run.
+
+    Returns ``{"run_id", "sources"}``: the names of the enabled sources to process.
+    """
+    from .sources import load_sources
+
+    sources = load_sources(settings.sources_path, only=list(only) if only else None)
+    own = warehouse is None
+    warehouse = warehouse or Warehouse(settings.warehouse_url)
+    try:
+        warehouse.upgrade()
+        now = _utcnow()
+        store.sync_sources(warehouse, sources, now)
+        run_id = store.start_run(warehouse, run_key=run_key, trigger=trigger, window=window, now=now)
+        return {"run_id": run_id, "sources": [s.name for s in sources]}
+    finally:
+        if own:
+            warehouse.dispose()
+
+
+_STAGES: dict[str, Callable[..., None]] = {
+    "discover": lambda ctx, source, report, reprocess: discover(ctx, source, report),
+    "fetch": lambda ctx, source, report, reprocess: fetch(ctx, source, report),
+    "extract": lambda ctx, source, report, reprocess: extract(ctx, source, report, reprocess=reprocess),
+    "tag": lambda ctx, source, report, reprocess: tag(ctx, source, report, reprocess=reprocess),
+}
+
+
+def run_stage(stage: str, settings: Settings, source_name: str, window: Window, run_id: int, *,
+              reprocess: bool = False, deep: bool = False, warehouse: Warehouse | None = None) -> dict:
+    """Run one stage for one source and record its outcome in ``source_runs``.
+
+    Raises :class:`SourceFailed` when the source failed (its feed, or the stage itself); the
+    outcome is recorded first, so the run's report shows it either way. Returns the
+    source's counts so far.
+    """
+    from .sources import load_sources
+
+    (source,) = load_sources(settings.sources_path, only=[source_name])
+    own = warehouse is None
+    warehouse = warehouse or Warehouse(settings.warehouse_url)
+    try:
+        with warehouse.read() as conn:
+            row = store.load_source_run(conn, run_id, source_name)
+        report = SourceReport.from_row(row) if row and stage != "discover" else SourceReport(source_name)
+        report.restart(stage)
+        with HttpClient(settings.http) as client:
+            ctx = PassContext(settings, warehouse, client, window, run_id, _utcnow(), deep=deep)
+            try:
+                _STAGES[stage](ctx, source, report, reprocess)
+            except Exception as err:
+                report.status = "failed"
+                report.error = f"{stage}: {err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                report.transient = isinstance(err, sa.exc.OperationalError) or not isinstance(err, sa.exc.SQLAlchemyError)
+                report.note(stage, "warehouse_error" if isinstance(err, sa.exc.SQLAlchemyError) else "internal_error",
+                            report.error)
+                _record(warehouse, run_id, report)
+                raise SourceFailed(f"{source_name}: {report.error}", transient=report.transient) from err
+        _record(warehouse, run_id, report)
+        if report.status == "failed":
+            raise SourceFailed(f"{source_name}: {report.error}", transient=report.transient)
+        return {k: getattr(report, k) for k in ("items_in_window", "fetched", "extracted", "tagged", "relevant",
+                                                "failed")}
+    finally:
+        if own:
+            warehouse.dispose()
+
+
+def _record(warehouse: Warehouse, run_id: int, report: SourceReport) -> None:
+    store.save_source_run(warehouse, run_id, report.as_row(), _utcnow())
+
+
+def load_run(settings: Settings, run_id: int, window: Window, *, expected: Sequence[str] = (),
+             warehouse: Warehouse | None = None) -> dict:
+    """Once every source is in: link the copies parallel sources missed, close the run.
+
+    A source in ``expected`` that left no outcome (its first task never ran) is recorded
+    as failed, so the run's status and report say so.
+    """
+    own = warehouse is None
+    warehouse = warehouse or Warehouse(settings.warehouse_url)
+    try:
+        now = _utcnow()
+        relinked = warehouse.transaction(lambda conn: store.reconcile_near_duplicates(conn, window))
+        with warehouse.read() as conn:
+            rows = store.load_source_runs(conn, run_id)
+        for name in sorted(set(expected) - {r["source"] for r in rows}):
+            missing = SourceReport(name, status="failed", error="the source's tasks did not run")
+            _record(warehouse, run_id, missing)
+            rows.append({**missing.as_row(), "source": name})
+        reports = [SourceReport.from_row(r) for r in rows]
+        failed = [r.source for r in reports if r.status == "failed"]
+        totals = {k: sum(getattr(r, k) for r in reports) for k in (
+            "items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "tagged", "relevant",
+            "failed")}
+        summary = {"run_id": run_id, "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+                   "totals": totals, "copies_relinked": relinked, "failed_sources": failed,
+                   "sources": [r.as_row() for r in reports]}
+        store.finish_run(warehouse, run_id, status="partial" if failed else "succeeded", summary=summary, now=now)
+        return {"run_id": run_id, "status": "partial" if failed else "succeeded", "failed_sources": failed,
+                "copies_relinked": relinked, **{k: totals[k] for k in ("extracted", "tagged", "relevant")}}
+    finally:
+        if own:
+            warehouse.dispose()
+
+
+def run_outcomes(settings: Settings, run_id: int, *, warehouse: Warehouse | None = None) -> list[SourceReport]:
+    """Each source's recorded outcome in a run."""
+    own = warehouse is None
+    warehouse = warehouse or Warehouse(settings.warehouse_url)
+    try:
+        with warehouse.read() as conn:
+            return [SourceReport.from_row(r) for r in store.load_source_runs(conn, run_id)]
+    finally:
+        if own:
             warehouse.dispose()

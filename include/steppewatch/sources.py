@@ -201,3 +201,12 @@ def load_sources(path: str | Path, *, only: list[str] | None = None) -> list[Sou
             raise SourcesError([SourceProblem(str(path), None, "name", f"no source named {n!r}") for n in missing])
         sources = [s for s in sources if s.name in only]
     return [s for s in sources if s.enabled]
+
+
+def source_names(path: str | Path | None = None) -> list[str]:
+    """The names of the enabled sources (the configured file by default)."""
+    if path is None:
+        from .config import load_settings
+
+        path = load_settings().sources_path
+    return [source.name for source in load_sources(path)]

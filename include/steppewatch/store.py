@@ -699,6 +699,10 @@ def start_run(warehouse: Warehouse, *, run_key: str, trigger: str, window: Windo
     return warehouse.transaction(work)
 
 
+def find_run(conn: Connection, run_key: str) -> int | None:
+    return conn.execute(sa.select(runs.c.id).where(runs.c.run_key == run_key)).scalar()
+
+
 def finish_run(warehouse: Warehouse, run_id: int, *, status: str, summary: dict, now: datetime) -> None:
     warehouse.transaction(lambda conn: conn.execute(
         runs.update().where(runs.c.id == run_id).values(finished_at=now, status=status, summary=summary)))
@@ -709,6 +713,47 @@ def save_source_run(warehouse: Warehouse, run_id: int, row: dict, now: datetime)
     columns = [name for name in values if name not in {"run_id", "source"}]
     warehouse.transaction(
         lambda conn: upsert(conn, source_runs, [values], keys=["run_id", "source"], update=columns))
+
+
+def load_source_run(conn: Connection, run_id: int, source: str) -> dict | None:
+    """The recorded outcome of one source in one run, as :meth:`SourceReport.as_row` wrote it."""
+    row = conn.execute(sa.select(source_runs).where(source_runs.c.run_id == run_id, source_runs.c.source == source)
+                       ).mappings().first()
+    return dict(row) if row else None
+
+
+def load_source_runs(conn: Connection, run_id: int) -> list[dict]:
+    return [dict(r) for r in conn.execute(
+        sa.select(source_runs).where(source_runs.c.run_id == run_id).order_by(source_runs.c.source)).mappings()]
+
+
+def reconcile_near_duplicates(conn: Connection, window: Window) -> int:
+    """Link copies that parallel writers missed; returns how many articles were re-pointed.
+
+    Sources are extracted in parallel: on PostgreSQL two copies of one story written at the
+    same moment do not see each other. Once all sources are in, the originals around the
+    window are compared in publication order and each copy is linked to the earliest one.
+    """
+    query = (
+        sa.select(articles.c.id, articles.c.minhash)
+        .where(articles.c.duplicate_of.is_(None), articles.c.minhash.is_not(None),
+               articles.c.published_at >= window.start - NEAR_DUPLICATE_SPAN,
+               articles.c.published_at < window.end + NEAR_DUPLICATE_SPAN)
+        .order_by(articles.c.published_at, articles.c.id)
+    )
+    index = fingerprint.NearDuplicateIndex()
+    relinked = 0
+    for row in conn.execute(query).all():
+        match = index.best_match(row.minhash)
+        if match is None:
+            index.add(row.id, row.minhash)
+            continue
+        original_id, score = match
+        conn.execute(articles.update().where(sa.or_(articles.c.id == row.id, articles.c.duplicate_of == row.id))
+                     .values(duplicate_of=original_id))
+        conn.execute(articles.update().where(articles.c.id == row.id).values(duplicate_similarity=round(score, 3)))
+        relinked += 1
+    return relinked
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:

@@ -52,3 +52,26 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def window_for_run(
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    run_after: datetime | None,
+    *,
+    now: datetime | None = None,
+) -> Window:
+    """The window a scheduled or manual run covers: its data interval when it has one,
+    otherwise the day before it was started (Airflow 3 manual runs may have no logical date,
+    and then no data interval)."""
+    if data_interval_start is not None and data_interval_end is not None and data_interval_end > data_interval_start:
+        return Window(data_interval_start, data_interval_end)
+    end = as_utc(run_after or now or datetime.now(timezone.utc))
+    return Window(end - timedelta(days=1), end)
+
+
+def window_from_context(context) -> Window:
+    """:func:`window_for_run` from an Airflow task context (a mapping)."""
+    dag_run = context.get("dag_run")
+    return window_for_run(context.get("data_interval_start"), context.get("data_interval_end"),
+                          getattr(dag_run, "run_after", None))
