@@ -1,15 +1,11 @@
-# The steppewatch image: the package and its pinned dependencies.
-FROM python:3.11-slim
+# The steppewatch Airflow image: Airflow 3.3 with steppewatch's pinned dependencies.
+# docker-compose.yaml builds it for every Airflow component; the DAGs, plugins and the package
+# itself (include/) are mounted from the checkout, so a `git pull` needs no rebuild.
+FROM apache/airflow:3.3.2-python3.11
 
-WORKDIR /opt/steppewatch
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt /tmp/steppewatch-requirements.txt
+RUN pip install --no-cache-dir -r /tmp/steppewatch-requirements.txt
 
-COPY pyproject.toml README.md ./
-COPY include ./include
-RUN pip install --no-cache-dir --no-deps .
-
-ENV STEPPEWATCH_SOURCES=/opt/steppewatch/include/sources.yaml \
-    STEPPEWATCH_DATA_DIR=/var/lib/steppewatch
-ENTRYPOINT ["steppewatch"]
-CMD ["run"]
+ENV PYTHONPATH=/opt/airflow/include \
+    STEPPEWATCH_SOURCES=/opt/airflow/include/sources.yaml \
+    STEPPEWATCH_DATA_DIR=/opt/airflow/data

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test bench eval venv sources-check freeze clean
+.PHONY: run pass demo test bench eval venv sources-check freeze clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
-## one pass of the pipeline over include/sources.yaml into the warehouse
+## Airflow on this machine (scheduler, DAG processor, triggerer, UI on http://127.0.0.1:8080); Ctrl-C stops it
 run: $(STAMP)
+	$(BIN)/python scripts/airflow_local.py
+
+## one pass of the pipeline over include/sources.yaml, without Airflow
+pass: $(STAMP)
 	$(BIN)/steppewatch db upgrade
 	$(BIN)/steppewatch run
+
+## one pass over sample sources served from loopback (no internet needed), then the relevant rows
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 ## the test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
 test: $(STAMP)
@@ -30,6 +38,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.tagging
+	$(BIN)/python -m bench.dags
 
 ## the tagger against the labelled texts of evaluation/ (and the keyword baseline)
 eval: $(STAMP)
@@ -46,4 +55,4 @@ freeze:
 	/tmp/steppewatch-freeze/bin/pip freeze --exclude steppewatch > requirements.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache bench-results

@@ -87,6 +87,8 @@ class Api:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+        except (urllib.error.URLError, OSError):
+            return 0, {}  # not listening yet
 
 
 def wait_for(what: str, check, *, timeout: float, every: float = 2.0):

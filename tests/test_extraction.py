@@ -82,6 +82,20 @@ def test_page_without_any_date_uses_the_feed_date():
     assert result.published_at == feed_date and result.date_source == "feed"
 
 
+def test_a_year_in_the_text_is_not_the_pages_date():
+    body = ("<!DOCTYPE html><html><head><title>Court jails recruiter</title></head><body><article>"
+            "<h1>Court jails recruiter</h1><p>" + "A court in Tashkent jailed a man who sent four recruits "
+            "through Turkey in 2024 and collected money for their tickets through a mobile wallet, prosecutors "
+            "said on Wednesday after the hearing closed. " * 3 + "</p></article></body></html>").encode()
+    feed_date = datetime(2026, 11, 26, 9, tzinfo=timezone.utc)
+    with_feed = extract_page(body, url=f"{BASE}/news/court", content_type="text/html", feed_date=feed_date,
+                             today=date(2026, 11, 30))
+    assert with_feed.page_date is None and with_feed.published_at == feed_date
+    # without a feed date the page's text is searched too, as the last resort
+    alone = extract_page(body, url=f"{BASE}/news/court", content_type="text/html", today=date(2026, 11, 30))
+    assert alone.page_date is not None and alone.page_date.year == 2024
+
+
 def test_date_in_the_url_counts_as_the_pages_date():
     result = extract("steppe-times/2026/03/16/no-date.html")
     assert result.page_date == date(2026, 3, 16)

@@ -151,6 +151,18 @@ def detect_language(text: str, declared: str | None = None) -> str | None:
     return code
 
 
+def _date_from_text(html: str, url: str | None, params: dict) -> str | None:
+    """htmldate's search of the whole page, free text included: a last resort for pages that
+    neither their markup, their URL nor a feed date."""
+    from htmldate import find_date
+
+    try:
+        return find_date(html, url=url, **{**params, "extensive_search": True})
+    except Exception as err:  # noqa: BLE001 - a page htmldate cannot read has no date, not an error
+        LOGGER.debug("htmldate failed on %s: %s", url, err)
+        return None
+
+
 def resolve_published(
     page_date: date | None, feed_date: datetime | None, first_seen: datetime | None
 ) -> tuple[datetime | None, str | None]:
@@ -193,9 +205,11 @@ def extract_page(
     lang_match = _HTML_LANG.search(html[:4096])
     declared_language = lang_match.group(1) if lang_match else None
     today = today or datetime.now(timezone.utc).date()
+    # the page's markup and URL only: a year in the body ("recruited in 2024") is not the date
+    # the page was published; the free-text search runs below, when nothing else dates the page
     date_params = {
         "original_date": True,
-        "extensive_search": True,
+        "extensive_search": False,
         "max_date": (today + timedelta(days=1)).isoformat(),
     }
     try:
@@ -219,10 +233,13 @@ def extract_page(
             reason=f"no main text found ({words} words extracted)",
             canonical_url=canonical,
         )
+    found = document.date
+    if not found and feed_date is None:
+        found = _date_from_text(html, url, date_params)
     page_date = None
-    if document.date:
+    if found:
         try:
-            page_date = date.fromisoformat(document.date[:10])
+            page_date = date.fromisoformat(found[:10])
         except ValueError:
             page_date = None
     if page_date is not None and page_date > today + timedelta(days=1):
