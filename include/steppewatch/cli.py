@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from err
     sources = load_sources(settings.sources_path, only=args.only or None)
-    report = run_pass(settings, sources, window, reprocess=args.reprocess)
+    report = run_pass(settings, sources, window, reprocess=args.reprocess, deep=True if args.deep else None)
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2, default=str)
         print()
@@ -230,7 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", metavar="ISO", help="window end, exclusive (default: now)")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON")
     run.add_argument("--only", metavar="NAME", action="append", help="run only this source (repeatable)")
-    run.add_argument("--reprocess", action="store_true", help="re-extract the window's stored pages too")
+    run.add_argument("--reprocess", action="store_true", help="re-extract and re-tag the window's stored pages too")
+    run.add_argument("--deep", action="store_true",
+                     help="also read the sources' sitemaps and feed archives (automatic for windows that ended "
+                          "more than a day ago)")
     run.set_defaults(handler=cmd_run)
 
     tag = commands.add_parser("tag", help="tag JSON lines {id, text, title?, language?} from stdin, one JSON line out each")
