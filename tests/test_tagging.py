@@ -179,3 +179,19 @@ def test_a_pass_reports_tagging_per_source(world, warehouse):
         stored = conn.execute(sa.select(sa.func.count()).select_from(articles)
                               .where(articles.c.source == "Steppe Times")).scalar()
     assert steppe.tagged == stored and steppe.relevant == 2  # the Dushanbe arrests and the Aktobe trial
+
+
+def test_the_retag_task_retags_older_versions_of_a_range(world, warehouse):
+    from steppewatch import orchestration
+
+    run(world, warehouse)
+    with warehouse.engine.begin() as conn:
+        conn.execute(articles.update().values(tagger_version="0.9-older"))
+    # what the steppewatch_retag DAG's task does, with its params
+    outcome = orchestration.retag({"params": {"start": "2026-03-10", "end": "2026-03-12", "all": False}})
+    stored = by_path(warehouse, world.server.base)
+    in_range = {path for path, r in stored.items()
+                if r["published_at"] and "2026-03-10" <= r["published_at"].date().isoformat() < "2026-03-12"}
+    assert outcome["articles"] >= len(in_range) > 0 and outcome["changed"] == outcome["articles"]
+    assert {r["tagger_version"] for p, r in stored.items() if p in in_range} == {outcome["tagger_version"]}
+    assert "0.9-older" in {r["tagger_version"] for r in stored.values()}, "articles outside the range stay as they were"
