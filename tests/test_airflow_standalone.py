@@ -76,6 +76,16 @@ class Api:
     def __init__(self, base: str, token: str | None = None):
         self.base, self.token = base, token
 
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """POST, trying again while Airflow's SQLite metadata database answers 503 "locked"
+        (what make run uses; a client of a busy Airflow must expect it)."""
+        for _ in range(20):
+            status, answer = self.call("POST", path, body)
+            if status != 503:
+                return status, answer
+            time.sleep(3)
+        return status, answer
+
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(f"{self.base}{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None,
@@ -181,11 +191,15 @@ def test_backfill_reprocess_and_manual_run_through_the_api(site, tmp_path, postg
                  lambda: (lambda r: r[0] == 200 and not r[1].get("is_paused"))(api.call("GET", f"/api/v2/dags/{DAG_ID}")),
                  timeout=180)
         started = {p.pid for p in psutil.Process(launcher.pid).children(recursive=True)}
+        # the DAG starts unpaused: yesterday's scheduled run goes first (it finds nothing)
+        wait_for("the scheduled run", lambda: (lambda runs: runs and all(
+            r["state"] in ("success", "failed") for r in runs))(
+            api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1].get("dag_runs")), timeout=300, every=3)
 
         # -- a backfill of three past days --------------------------------------------
         request = {"dag_id": DAG_ID, "from_date": days[0].isoformat(), "to_date": days[2].isoformat(),
                    "reprocess_behavior": "none", "max_active_runs": 3, "dag_run_conf": {}}
-        status, backfill = api.call("POST", "/api/v2/backfills", request)
+        status, backfill = api.post("/api/v2/backfills", request)
         assert status in (200, 201), backfill
 
         def backfill_runs(backfill_id: int):
@@ -214,7 +228,7 @@ def test_backfill_reprocess_and_manual_run_through_the_api(site, tmp_path, postg
         before = snapshot(engine)
 
         # -- reprocess the finished days: the same rows ----------------------------------
-        status, again = api.call("POST", "/api/v2/backfills", {**request, "reprocess_behavior": "completed"})
+        status, again = api.post("/api/v2/backfills", {**request, "reprocess_behavior": "completed"})
         assert status in (200, 201), again
         wait_for("the reprocessing backfill", lambda: api.call("GET", f"/api/v2/backfills/{again['id']}")[1]
                  .get("completed_at"), timeout=600, every=5)
@@ -223,10 +237,10 @@ def test_backfill_reprocess_and_manual_run_through_the_api(site, tmp_path, postg
         assert snapshot(engine) == before
 
         # -- a manual run with params ------------------------------------------------------
-        status, refused = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
+        status, refused = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns",
                                    {"logical_date": None, "conf": {"max_items_per_source": 0}})
         assert status == 400, refused
-        status, manual = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {
+        status, manual = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {
             "logical_date": None, "conf": {"sources": ["Backfill Wire"], "max_items_per_source": 5}})
         assert status in (200, 201), manual
         run_id = manual["dag_run_id"]
