@@ -2,7 +2,7 @@
 
     python scripts/demo.py [--warehouse URL]
 
-Needs no internet: a loopback server serves the sample pages of tests/fixtures/site (written
+Needs no internet: the tests' loopback server serves the sample pages of tests/fixtures/site (written
 for the project: arrests in Dushanbe, a trial in Aktobe, a cotton harvest, water talks...)
 through four feeds dated today. The pass runs into data/demo.db (or --warehouse), and the
 relevant articles are printed with the states, groups and passages that made them so.
@@ -14,16 +14,10 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "tests" / "fixtures" / "site"
 FEEDS = {
     "Steppe Times": ("news", "en", ["steppe-times/2026/03/10/dushanbe-arrests.html",
                                    "steppe-times/2026/03/11/cotton-harvest.html",
@@ -35,36 +29,28 @@ FEEDS = {
 }
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+def serve():
+    """The sample site on the tests' loopback server, plus one RSS feed per source, every item
+    dated within the last hours."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from httpserver import FixtureServer, Item, rss
 
-
-def serve() -> tuple[ThreadingHTTPServer, str, Path]:
-    """The sample site plus one RSS feed per source, every item dated within the last hours."""
-    folder = Path(tempfile.mkdtemp(prefix="steppewatch-demo-"))
-    (folder / "site").symlink_to(SITE, target_is_directory=True)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    server = FixtureServer().start()
     now = datetime.now(timezone.utc)
     for number, (name, (_kind, _language, paths)) in enumerate(FEEDS.items()):
-        items = "".join(
-            f"<item><title>{escape(path.rsplit('/', 1)[1])}</title><link>{base}/site/{path}</link>"
-            f"<guid>{base}/site/{path}</guid><pubDate>{format_datetime(now - timedelta(hours=1 + n))}</pubDate></item>"
-            for n, path in enumerate(paths))
-        (folder / f"feed-{number}.xml").write_text(
-            f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(name)}</title>'
-            f"<link>{base}/</link><description>sample</description>{items}</channel></rss>", encoding="utf-8")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, base, folder
+        items = [Item(path.rsplit("/", 1)[1], server.url(f"/{path}"), server.url(f"/{path}"),
+                      now - timedelta(hours=1 + n)) for n, path in enumerate(paths)]
+        server.add(f"/feed-{number}.xml", rss(items, title=name))
+    return server
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", help="warehouse URL (default: sqlite data/demo.db)")
     args = parser.parse_args(argv)
-    server, base, folder = serve()
-    sources = folder / "sources.yaml"
+    server = serve()
+    base = server.base
+    sources = Path(tempfile.mkdtemp(prefix="steppewatch-demo-")) / "sources.yaml"
     sources.write_text("sources:\n" + "".join(
         f"  - name: {name}\n    kind: {kind}\n    feed: {base}/feed-{n}.xml\n    homepage: {base}/\n"
         f"    language: {language}\n" for n, (name, (kind, language, _)) in enumerate(FEEDS.items())), encoding="utf-8")
@@ -81,7 +67,7 @@ def main(argv=None) -> int:
 
     print(f"demo: {len(FEEDS)} sample sources on {base}, warehouse {os.environ['AIRFLOW_CONN_NEWS_WAREHOUSE']}\n")
     code = steppewatch(["run", "--sources", str(sources)])
-    server.shutdown()
+    server.stop()
     if code:
         return code
     warehouse = Warehouse(load_settings().warehouse_url)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from steppewatch.schema import articles, runs, source_runs
+from steppewatch.schema import articles, digests, runs, source_runs
 from steppewatch.windows import Window, window_for_run
 from world import FAILING_FEEDS, GOOD_SOURCES
 
@@ -137,6 +137,7 @@ def test_dag_test_runs_every_source_and_fails_only_the_bad_ones(world, tmp_path,
             stored = {url.split("/", 3)[3] for url in conn.execute(sa.select(articles.c.url)).scalars()}
             (run,) = conn.execute(sa.select(runs)).mappings().all()
             outcomes = {r["source"]: r for r in conn.execute(sa.select(source_runs)).mappings()}
+            (digest,) = conn.execute(sa.select(digests)).mappings().all()
     finally:
         engine.dispose()
     # the window's stories, and nothing from outside it
@@ -145,5 +146,7 @@ def test_dag_test_runs_every_source_and_fails_only_the_bad_ones(world, tmp_path,
     assert run["window_start"] == datetime(2026, 3, 12, tzinfo=timezone.utc)
     assert set(run["summary"]["failed_sources"]) == PERMANENT | TRANSIENT
     assert outcomes["Gone Feed"]["status"] == "failed" and "410" in outcomes["Gone Feed"]["error"]
+    # the report task wrote the run's digest (the border talks are not relevant: no story)
+    assert digest["run_id"] == run["id"] and digest["stories"] == 0 and digest["sent_note"].startswith("not sent")
     # three pages (the story, its print version, a short link) are one article, tagged once
     assert outcomes["Ferghana Wire"]["extracted"] == 3 and outcomes["Ferghana Wire"]["tagged"] == 1

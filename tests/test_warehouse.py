@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from steppewatch.schema import metadata, sources
+from steppewatch.schema import FULLTEXT_INDEX, metadata, sources
 from steppewatch.warehouse import Warehouse, WarehouseError, sqlalchemy_url, upsert
 
 
@@ -31,7 +31,11 @@ def test_unsupported_scheme_is_a_clear_error():
 def test_migrated_schema_matches_the_code(warehouse):
     with warehouse.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        indexes = {index["name"] for index in sa.inspect(conn).get_indexes("articles")}
+    # the full-text index is an expression index, which the table definitions cannot carry
+    differences = [d for d in differences if not (d[0] == "remove_index" and d[1].name == FULLTEXT_INDEX)]
     assert differences == []
+    assert (FULLTEXT_INDEX in indexes) == (warehouse.dialect == "postgresql")
     assert warehouse.current_revision() == warehouse.head_revision()
 
 

@@ -56,6 +56,8 @@ class ArticleFilter:
     language: str | None = None
     q: str | None = None
     relevant: bool | None = True
+    # syndicated copies are shown with their first copy ("also reported by"), not as rows
+    copies: bool = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, str | None]) -> ArticleFilter:
@@ -70,13 +72,14 @@ class ArticleFilter:
         relevant = text("relevant")
         return cls(start=start, end=end, country=text("country"), group=text("group"), person=text("person"),
                    source=text("source"), language=text("language"), q=text("q"),
-                   relevant=None if relevant == "any" else True)
+                   relevant=None if relevant == "any" else True, copies=text("copies") in {"1", "yes", "true"})
 
     def as_params(self) -> dict[str, str]:
         """The filter as query parameters (for links: pages, exports, the Atom feed)."""
         values = {"start": self.start and self.start.isoformat(), "end": self.end and self.end.isoformat(),
                   "country": self.country, "group": self.group, "person": self.person, "source": self.source,
-                  "language": self.language, "q": self.q, "relevant": None if self.relevant else "any"}
+                  "language": self.language, "q": self.q, "relevant": None if self.relevant else "any",
+                  "copies": "1" if self.copies else None}
         return {k: v for k, v in values.items() if v}
 
     def describe(self) -> str:
@@ -111,6 +114,8 @@ def _conditions(conn: Connection, flt: ArticleFilter) -> list[sa.ColumnElement[b
     where: list[sa.ColumnElement[bool]] = []
     if flt.relevant:
         where.append(articles.c.relevant.is_(True))
+    if not flt.copies:
+        where.append(articles.c.duplicate_of.is_(None))
     if flt.start:
         where.append(articles.c.published_at >= datetime.combine(flt.start, time(0), tzinfo=timezone.utc))
     if flt.end:

@@ -172,6 +172,38 @@ def cmd_retag(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Articles or mentions of a filter as CSV or JSON lines, or an Atom feed of the articles."""
+    from . import analysis
+
+    try:
+        flt = analysis.ArticleFilter.from_params({
+            "start": args.start, "end": args.end, "country": args.country, "group": args.group,
+            "person": args.person, "source": args.source, "language": args.language, "q": args.q,
+            "relevant": "any" if args.all else None})
+    except analysis.FilterError as err:
+        raise ConfigError(str(err)) from err
+    warehouse = Warehouse(load_settings().warehouse_url)
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        warehouse.ping()
+        with warehouse.read() as conn:
+            if args.what == "atom":
+                out.write(analysis.atom_feed(conn, flt, feed_url=args.feed_url, site_url=args.site_url,
+                                             limit=args.limit))
+            else:
+                records = (analysis.export_articles(conn, flt, limit=args.limit) if args.what == "articles"
+                           else analysis.export_mentions(conn, flt, limit=args.limit))
+                fields = analysis.ARTICLE_FIELDS if args.what == "articles" else analysis.MENTION_FIELDS
+                for chunk in analysis.to_csv(records, fields) if args.format == "csv" else analysis.to_jsonl(records):
+                    out.write(chunk)
+    finally:
+        if args.output:
+            out.close()
+        warehouse.dispose()
+    return EXIT_OK
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     warehouse = Warehouse(load_settings().warehouse_url)
     try:
@@ -247,6 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
     retag.add_argument("--json", action="store_true", help="print the summary as JSON")
     retag.set_defaults(handler=cmd_retag)
 
+    export = commands.add_parser("export", help="relevant articles or their mentions as CSV or JSON lines, or an "
+                                                "Atom feed, for a filter")
+    export.add_argument("what", choices=["articles", "mentions", "atom"])
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="for articles and mentions")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    for name, helptext in (("start", "published from this day (YYYY-MM-DD)"), ("end", "... until this day, inclusive"),
+                           ("country", "tied to this state (canonical name, e.g. Tajikistan)"),
+                           ("group", "tied to this group (e.g. ISKP)"), ("person", "naming this person"),
+                           ("source", "from this source"), ("language", "in this language (en, ru)"),
+                           ("q", "with these words in the title or text")):
+        export.add_argument(f"--{name}", metavar=name.upper(), help=helptext)
+    export.add_argument("--all", action="store_true", help="not only relevant articles")
+    export.add_argument("--limit", type=int, default=50_000, help="at most this many rows (default 50,000)")
+    export.add_argument("--site-url", default="http://localhost:8080/steppewatch",
+                        help="for the Atom feed: where the plugin's pages are")
+    export.add_argument("--feed-url", default="urn:steppewatch:export", help="for the Atom feed: its own id")
+    export.set_defaults(handler=cmd_export)
+
     db = commands.add_parser("db", help="warehouse maintenance").add_subparsers(dest="db_command", required=True,
                                                                                 metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="apply schema migrations")
@@ -282,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseError as err:
         print(f"warehouse error: {err}", file=sys.stderr)
         return EXIT_WAREHOUSE
+    except BrokenPipeError:
+        # the reader went away (`steppewatch export ... | head`): not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -148,13 +148,32 @@ def report(context: Mapping) -> dict:
         lines.append(f"  {outcome.source:<40} {outcome.status:<8} {detail}")
         for key, entry in sorted(outcome.reasons.items()):
             lines.append(f"      {key}: {entry['count']}, e.g. {entry['example']}")
+    digest_id, stories, sent = _digest(plan, run_id)
+    lines.append(f"digest {digest_id}: {stories} relevant stor{'y' if stories == 1 else 'ies'}; {sent}")
     LOGGER.info("\n".join(lines))
     return {
         "run_id": run_id,
         "sources": {o.source: o.status for o in outcomes},
         "relevant": sum(o.relevant for o in outcomes),
         "failed_sources": sorted(o.source for o in outcomes if o.status == "failed"),
+        "digest_id": digest_id,
+        "digest_stories": stories,
+        "digest_email": sent,
     }
+
+
+def _digest(plan: RunPlan, run_id: int) -> tuple[int, int, str]:
+    """Write the run's digest (rewritten when the run is reprocessed) and email it once."""
+    from .digest import send_digest, write_digest
+    from .warehouse import Warehouse
+
+    warehouse = Warehouse(plan.settings.warehouse_url)
+    try:
+        digest = warehouse.transaction(lambda conn: write_digest(conn, run_id, plan.window))
+        sent = warehouse.transaction(lambda conn: send_digest(conn, digest))
+    finally:
+        warehouse.dispose()
+    return digest["id"], digest["stories"], sent
 
 
 def retag(context: Mapping) -> dict:

@@ -166,6 +166,10 @@ articles = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# PostgreSQL also has a GIN index over to_tsvector('simple', title || text) for full-text
+# search (migration 0003): an expression index, which the table definitions cannot carry.
+FULLTEXT_INDEX = "ix_articles_fulltext"
+
 # Every URL an article is known under (feed link, final URL, rel=canonical).
 article_urls = sa.Table(
     "article_urls",
@@ -261,4 +265,22 @@ problems = sa.Table(
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# One digest per run: the run's relevant stories, grouped by state and group, each story once.
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("stories", sa.Integer, nullable=False),
+    sa.Column("sections", Json, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("sent_note", sa.Text),
 )
