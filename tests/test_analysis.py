@@ -228,3 +228,27 @@ def test_digest_is_emailed_once_through_the_smtp_connection(warehouse, stocked, 
         assert len(mailbox.messages) == 1
     finally:
         mailbox.stop()
+
+
+def test_export_command_writes_the_filters_articles_mentions_and_feed(warehouse, stocked, tmp_path):
+    import subprocess
+    import sys
+
+    def export(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "steppewatch", "export", *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    rows = list(csv.DictReader(io.StringIO(export("articles", "--country", "Kyrgyzstan"))))
+    assert [int(r["id"]) for r in rows] == [stocked["osh"]]
+    lines = [json.loads(line) for line in export("mentions", "--format", "jsonl", "--group", "Katibat Imam al-Bukhari")
+             .splitlines()]
+    assert lines and {line["article_id"] for line in lines} == {stocked["tashkent"]}
+    target = tmp_path / "feed.atom"
+    export("atom", "--language", "ru", "-o", str(target))
+    parsed = feedparser.parse(target.read_bytes())
+    assert not parsed.bozo and [e.link for e in parsed.entries] == ["http://news.test/osh"]
+    done = subprocess.run([sys.executable, "-m", "steppewatch", "export", "articles", "--start", "soon"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "not a date" in done.stderr

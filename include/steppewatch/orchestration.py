@@ -9,6 +9,7 @@ inside functions that need it: the package stays usable, and testable, without i
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -27,8 +28,6 @@ def settings_for_task(context: Mapping | None = None) -> Settings:
     (an ``AIRFLOW_CONN_NEWS_WAREHOUSE`` URL, or a connection stored in Airflow), else the
     embedded default. Tasks extract in their own process: Airflow runs sources in parallel."""
     settings = load_settings().with_overrides(extract_workers=1)
-    import os
-
     if os.environ.get(ENV_WAREHOUSE):
         return settings
     try:
