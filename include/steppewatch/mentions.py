@@ -57,6 +57,7 @@ BRIEF_WORDS = 200
 BRIEF_LEAD_FACTOR = 0.75
 # "the Khorasan branch of the Islamic State": the parent this close to the branch is a gloss.
 GLOSS_TOKENS = 7
+LINE_BREAKS = "steppewatch_line_breaks"
 # States come from links at least this strong (a loose two-sentence link names no state).
 COUNTRY_LINK_WEIGHT = 0.35
 
@@ -214,13 +215,19 @@ def index_doc(doc, gazetteer: Gazetteer, entities: Sequence[object] | None = Non
 
 
 def line_breaks(doc) -> list[int]:
-    """Indices of the whitespace tokens that hold a line break (paragraph ends)."""
+    """Indices of the whitespace tokens that hold a line break (paragraph ends); found once
+    per doc (the sentence component asks first) and kept in ``doc.user_data``."""
     from spacy.attrs import IS_SPACE
 
-    if not len(doc):
-        return []
-    spaces = doc.to_array([IS_SPACE]).nonzero()[0]
-    return [int(i) for i in spaces if "\n" in doc[int(i)].text]
+    cached = doc.user_data.get(LINE_BREAKS)
+    if cached is not None:
+        return cached
+    found = []
+    if len(doc):
+        spaces = doc.to_array([IS_SPACE]).nonzero()[0]
+        found = [int(i) for i in spaces if "\n" in doc[int(i)].text]
+    doc.user_data[LINE_BREAKS] = found
+    return found
 
 
 def classify(passage: Passage) -> None:

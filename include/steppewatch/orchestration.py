@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 
 from .config import ENV_WAREHOUSE, Settings, load_settings
@@ -73,16 +74,22 @@ class RunPlan:
         self.only = list(params.get("sources") or [])
         self.settings = replace(settings_for_task(context), max_items_per_source=self.max_items)
 
-    def run_id(self) -> int:
-        from . import store
+    @contextmanager
+    def warehouse(self) -> Iterator:
+        """One warehouse engine for the task, disposed at its end."""
         from .warehouse import Warehouse
 
         warehouse = Warehouse(self.settings.warehouse_url)
         try:
-            with warehouse.read() as conn:
-                found = store.find_run(conn, self.run_key)
+            yield warehouse
         finally:
             warehouse.dispose()
+
+    def run_id(self, warehouse) -> int:
+        from . import store
+
+        with warehouse.read() as conn:
+            found = store.find_run(conn, self.run_key)
         if found is None:
             raise RuntimeError(f"no run {self.run_key!r} in the warehouse: the start task opens it")
         return found
@@ -114,8 +121,9 @@ def stage(name: str, source: str, context: Mapping) -> dict:
         context["source_name"] = source  # the mapped task's label in the UI (map_index_template)
     plan = RunPlan(context)
     try:
-        return run_stage(name, plan.settings, source, plan.window, plan.run_id(), reprocess=plan.reprocess,
-                         deep=plan.deep)
+        with plan.warehouse() as warehouse:
+            return run_stage(name, plan.settings, source, plan.window, plan.run_id(warehouse),
+                             reprocess=plan.reprocess, deep=plan.deep, warehouse=warehouse)
     except SourceFailed as err:
         if err.transient:
             raise
@@ -129,7 +137,9 @@ def load(sources: list[str] | None, context: Mapping) -> dict:
     from .pipeline import load_run
 
     plan = RunPlan(context)
-    return load_run(plan.settings, plan.run_id(), plan.window, expected=sources or ())
+    with plan.warehouse() as warehouse:
+        return load_run(plan.settings, plan.run_id(warehouse), plan.window, expected=sources or (),
+                        warehouse=warehouse)
 
 
 def report(context: Mapping) -> dict:
@@ -137,8 +147,10 @@ def report(context: Mapping) -> dict:
     from .pipeline import run_outcomes
 
     plan = RunPlan(context)
-    run_id = plan.run_id()
-    outcomes = run_outcomes(plan.settings, run_id)
+    with plan.warehouse() as warehouse:
+        run_id = plan.run_id(warehouse)
+        outcomes = run_outcomes(plan.settings, run_id, warehouse=warehouse)
+        digest_id, stories, sent = _digest(warehouse, plan, run_id)
     lines = [f"run {run_id} ({plan.run_key}), window {plan.window}"]
     for outcome in outcomes:
         detail = f"error: {outcome.error}" if outcome.error else ", ".join(
@@ -147,7 +159,6 @@ def report(context: Mapping) -> dict:
         lines.append(f"  {outcome.source:<40} {outcome.status:<8} {detail}")
         for key, entry in sorted(outcome.reasons.items()):
             lines.append(f"      {key}: {entry['count']}, e.g. {entry['example']}")
-    digest_id, stories, sent = _digest(plan, run_id)
     lines.append(f"digest {digest_id}: {stories} relevant stor{'y' if stories == 1 else 'ies'}; {sent}")
     LOGGER.info("\n".join(lines))
     return {
@@ -161,17 +172,12 @@ def report(context: Mapping) -> dict:
     }
 
 
-def _digest(plan: RunPlan, run_id: int) -> tuple[int, int, str]:
+def _digest(warehouse, plan: RunPlan, run_id: int) -> tuple[int, int, str]:
     """Write the run's digest (rewritten when the run is reprocessed) and email it once."""
     from .digest import send_digest, write_digest
-    from .warehouse import Warehouse
 
-    warehouse = Warehouse(plan.settings.warehouse_url)
-    try:
-        digest = warehouse.transaction(lambda conn: write_digest(conn, run_id, plan.window))
-        sent = warehouse.transaction(lambda conn: send_digest(conn, digest))
-    finally:
-        warehouse.dispose()
+    digest = warehouse.transaction(lambda conn: write_digest(conn, run_id, plan.window))
+    sent = warehouse.transaction(lambda conn: send_digest(conn, digest))
     return digest["id"], digest["stories"], sent
 
 

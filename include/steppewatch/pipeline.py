@@ -93,6 +93,15 @@ class SourceReport:
         return cls(**{k: v for k, v in row.items() if k in names and v is not None})
 
 
+# The counts a run's summary adds up over its sources.
+TOTAL_KEYS = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed", "tagged",
+              "relevant")
+
+
+def totals_of(reports: Sequence[SourceReport]) -> dict[str, int]:
+    return {key: sum(getattr(report, key) for report in reports) for key in TOTAL_KEYS}
+
+
 @dataclass
 class RunReport:
     run_id: int
@@ -102,9 +111,7 @@ class RunReport:
     sources: list[SourceReport] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        keys = ("items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "failed",
-                "tagged", "relevant")
-        return {k: sum(getattr(s, k) for s in self.sources) for k in keys}
+        return totals_of(self.sources)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -625,9 +632,7 @@ def load_run(settings: Settings, run_id: int, window: Window, *, expected: Seque
             rows.append({**missing.as_row(), "source": name})
         reports = [SourceReport.from_row(r) for r in rows]
         failed = [r.source for r in reports if r.status == "failed"]
-        totals = {k: sum(getattr(r, k) for r in reports) for k in (
-            "items_seen", "items_new", "items_in_window", "fetched", "extracted", "duplicates", "tagged", "relevant",
-            "failed")}
+        totals = totals_of(reports)
         summary = {"run_id": run_id, "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
                    "totals": totals, "copies_relinked": relinked, "failed_sources": failed,
                    "sources": [r.as_row() for r in reports]}
